@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -48,3 +50,21 @@ def as_number(answer: object) -> float | None:
 
 def not_a_number(answer: object) -> Feedback:
     return wrong(f"expected a number, got {answer!r} ({type(answer).__name__}).")
+
+
+def numeric_answer(check: Callable[[float], Feedback]) -> Callable[[object], Feedback]:
+    """Decorate a checker of numbers: ``None`` and non-numbers get their feedback before ``check`` runs.
+
+    The decorated checker receives the answer as a float.
+    """
+
+    @functools.wraps(check)
+    def checker(answer: object) -> Feedback:
+        if answer is None:
+            return NOT_ANSWERED
+        value = as_number(answer)
+        if value is None:
+            return not_a_number(answer)
+        return check(value)
+
+    return checker

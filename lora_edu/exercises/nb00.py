@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, numeric_answer, right, wrong
 from lora_edu.models import LINEAR_NAMES, SMOLLM2_135M
 
 _C = SMOLLM2_135M
@@ -15,13 +15,9 @@ _NORMS = (2 * _C["num_hidden_layers"] + 1) * _D
 _TOTAL = _EMBEDDING + _C["num_hidden_layers"] * (_ATTENTION + _MLP) + _NORMS
 
 
-def check_attention_params(answer: object) -> Feedback:
+@numeric_answer
+def check_attention_params(value: float) -> Feedback:
     """Exercise 00.1: the parameters of q_proj, k_proj, v_proj and o_proj in one block of SmolLM2-135M."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     if value == _ATTENTION:
         return right(
             f"{_ATTENTION:,} = 2·576·576 (q, o) + 2·576·192 (k, v). The narrow k and v are grouped-query "
@@ -44,13 +40,9 @@ def check_attention_params(answer: object) -> Feedback:
     )
 
 
-def check_embedding_share(answer: object) -> Feedback:
+@numeric_answer
+def check_embedding_share(value: float) -> Feedback:
     """Exercise 00.2: the share (0..1) of SmolLM2-135M's parameters held by the token embedding."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     share = _EMBEDDING / _TOTAL
     if 1 < value <= 100 and abs(value / 100 - share) < 0.005:
         return wrong(f"that looks like a percentage; give the share as a fraction, e.g. {share:.3f}.")
@@ -68,13 +60,9 @@ def check_embedding_share(answer: object) -> Feedback:
     return wrong("divide vocab_size x hidden_size (49152 x 576) by the model's total parameter count.")
 
 
-def check_linear_layer_count(answer: object) -> Feedback:
+@numeric_answer
+def check_linear_layer_count(value: float) -> Feedback:
     """Exercise 00.3: how many nn.Linear layers LoRA would wrap when it targets all seven projection names."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = len(LINEAR_NAMES) * _C["num_hidden_layers"]
     if value == expected:
         return right(f"{len(LINEAR_NAMES)} per block x {_C['num_hidden_layers']} blocks = {expected}.")
