@@ -83,13 +83,13 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", train_steps=40, batch_size=4, seq_len=64, n_train=256, n_eval=24,
-        eval_batch_size=12, max_new_tokens=16, ranks=(1, 2, 4, 8), sweep_steps=20,
+        name="smoke", train_steps=20, batch_size=4, seq_len=64, n_train=256, n_eval=24,
+        eval_batch_size=24, max_new_tokens=16, ranks=(1, 8), sweep_steps=20,
         spectrum_layers=2, timing_repeats=20,
     ),
     "cpu": Profile(
-        name="cpu", train_steps=150, batch_size=8, seq_len=96, n_train=1200, n_eval=60,
-        eval_batch_size=20, max_new_tokens=16, ranks=(1, 2, 4, 8, 16), sweep_steps=60,
+        name="cpu", train_steps=60, batch_size=8, seq_len=96, n_train=1200, n_eval=60,
+        eval_batch_size=30, max_new_tokens=16, ranks=(1, 4, 16), sweep_steps=30,
         spectrum_layers=6, timing_repeats=50,
     ),
     "gpu": Profile(

@@ -1,0 +1,211 @@
+"""The training loop and the evaluation, on tiny models (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+import lora_edu
+from lora_edu.data import Example, collate, encode_example, make_examples
+from lora_edu.inject import inject_lora
+from lora_edu.lora import LoRAConfig
+from lora_edu.train import (
+    Mistake,
+    TrainConfig,
+    answer_loss,
+    evaluate,
+    greedy_match_accuracy,
+    lr_at,
+    train,
+    validation_loss,
+)
+
+
+@pytest.fixture(scope="module")
+def tok(real_model):
+    return real_model[1]
+
+
+def _tiny(tok, seed=0):
+    """A tiny Llama model that speaks the real tokenizer's vocabulary."""
+    return lora_edu.tiny_model(vocab_size=len(tok), seed=seed)
+
+
+def _quiet(**kw) -> TrainConfig:
+    return TrainConfig(**{"progress": False, "seq_len": 128, **kw})
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg) for s in range(cfg.steps)]
+    assert lrs[:10] == pytest.approx([1e-3 * (s + 1) / 10 for s in range(10)])
+    assert max(lrs) == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine: never goes up
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # ends near lr * min_lr_ratio
+    assert lr_at(55, cfg) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5))))
+
+
+@pytest.mark.parametrize(
+    "kw", [{"steps": 0}, {"lr": 0.0}, {"lr": float("nan")}, {"batch_size": 0}, {"max_grad_norm": 0.0}, {"min_lr_ratio": 2.0}]
+)
+def test_config_is_validated(kw):
+    with pytest.raises(ValueError):
+        TrainConfig(**kw)
+
+
+def test_answer_loss_matches_hugging_face_loss(tok):
+    model = _tiny(tok)
+    feats = [encode_example(tok, ex, 128) for ex in make_examples("dates", 3) + make_examples("extract", 2)]
+    batch = collate(feats, tok.pad_token_id)
+    ours = answer_loss(model, batch)
+    theirs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_full_finetune_loss_drops_and_is_deterministic(tok):
+    examples = make_examples("dates", 32)
+    cfg = _quiet(steps=12, batch_size=4, lr=3e-3, warmup_steps=2, eval_every=6)
+    val = make_examples("dates", 8, "validation")
+    model = _tiny(tok).requires_grad_(True)
+    history = train(model, tok, examples, cfg, val_examples=val)
+    assert len(history.loss) == len(history.lr) == len(history.step_time) == len(history.tokens_per_s) == 12
+    assert history.val_step == [6, 12] and len(history.val_loss) == 2
+    assert sum(history.loss[-3:]) / 3 < 0.85 * sum(history.loss[:3]) / 3
+    assert history.val_loss[-1] < validation_loss(_tiny(tok), tok, val)
+    assert history.trainable_params == sum(p.numel() for p in model.parameters())
+    assert history.state_bytes >= 4 * history.trainable_params * 4  # weights, grads and two Adam states, fp32
+    assert not model.training  # left in eval mode
+
+    again = _tiny(tok).requires_grad_(True)
+    assert train(again, tok, examples, cfg, val_examples=val).loss == history.loss
+    for a, b in zip(model.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_lora_training_leaves_the_base_unchanged(tok):
+    model = inject_lora(_tiny(tok), LoRAConfig(r=4, alpha=8, target_modules=("q_proj", "v_proj")))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    history = train(model, tok, make_examples("extract", 16), _quiet(steps=6, batch_size=4, lr=1e-2, warmup_steps=1))
+    assert history.loss[-1] < history.loss[0]
+    assert history.trainable_params == sum(p.numel() for p in lora_before.values())
+    for name, p in model.named_parameters():
+        if name in frozen:
+            assert torch.equal(p, frozen[name]), f"{name} changed"
+        else:
+            assert not torch.equal(p, lora_before[name]), f"{name} did not train"
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tok):
+    """With frozen inputs (the LoRA case) checkpointing must still reach the adapters, with the same gradients."""
+    from lora_edu.train import _set_checkpointing
+
+    batch = collate([encode_example(tok, ex, 128) for ex in make_examples("dates", 4)], tok.pad_token_id)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)  # the same random A in both models
+        model = inject_lora(_tiny(tok), LoRAConfig(r=4, alpha=8, target_modules=("q_proj", "v_proj")))
+        with torch.no_grad():  # non-zero B, so that A gets a gradient too
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+        if checkpointing:
+            _set_checkpointing(model, True)
+        model.train()
+        answer_loss(model, batch).backward()
+        grads.append([p.grad for p in model.parameters() if p.requires_grad])
+    assert all(g is not None and g.abs().sum() > 0 for g in grads[1])
+    for plain, checkpointed in zip(*grads):
+        torch.testing.assert_close(checkpointed, plain)
+
+
+def test_train_with_checkpointing_trains_and_switches_it_off(tok):
+    model = inject_lora(_tiny(tok), LoRAConfig(r=4, alpha=8, target_modules=("q_proj", "v_proj")))
+    history = train(model, tok, make_examples("dates", 8), _quiet(steps=3, batch_size=4, lr=1e-2, gradient_checkpointing=True))
+    assert history.loss[-1] < history.loss[0]
+    assert not model.is_activation_checkpointing
+    assert all(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_train_errors(tok):
+    model = _tiny(tok).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(model, tok, make_examples("dates", 4), _quiet(steps=1))
+    model.requires_grad_(True)
+    with pytest.raises(ValueError, match="raise max_len"):
+        train(model, tok, make_examples("dates", 4), _quiet(steps=1, seq_len=8))
+    with pytest.raises(TypeError):
+        train(model, tok, make_examples("dates", 4), {"steps": 1})
+
+
+class LookupLM(nn.Module):
+    """A fake causal LM that knows the next token after each prefix of some token sequences.
+
+    Its greedy generation and its teacher-forced logits follow the same table, so it gives
+    evaluation known answers (and known mistakes) without any training.
+    """
+
+    def __init__(self, sequences: list[list[int]], vocab_size: int, eos: int) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the model a device
+        self.table = {tuple(seq[: t + 1]): seq[t + 1] for seq in sequences for t in range(len(seq) - 1)}
+        self.vocab_size, self.eos = vocab_size, eos
+
+    def forward(self, input_ids, attention_mask=None, logits_to_keep=0, use_cache=False):
+        batch, length = input_ids.shape
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        if isinstance(logits_to_keep, int):
+            positions = list(range(length - logits_to_keep if logits_to_keep else 0, length))
+        else:
+            positions = logits_to_keep.tolist()
+        logits = torch.zeros(batch, len(positions), self.vocab_size)
+        for b in range(batch):
+            for j, t in enumerate(positions):
+                prefix = input_ids[b, : t + 1][mask[b, : t + 1].bool()].tolist()  # without the padding
+                logits[b, j, self.table.get(tuple(prefix), self.eos)] = 1.0
+        return SimpleNamespace(logits=logits)
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, pad_token_id, eos_token_id, **kwargs):
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            nxt = self(input_ids, attention_mask, logits_to_keep=1).logits[:, -1].argmax(-1)  # (B,)
+            nxt = torch.where(done, torch.tensor(pad_token_id), nxt)
+            done |= nxt == eos_token_id
+            input_ids = torch.cat([input_ids, nxt[:, None]], dim=1)
+            attention_mask = torch.cat([attention_mask, torch.ones_like(nxt)[:, None]], dim=1)
+            if done.all():
+                break
+        return input_ids
+
+
+@pytest.fixture(scope="module")
+def known(real_model):
+    """Five test questions and a fake model that answers four right and the last one wrong."""
+    tok = real_model[1]
+    examples = make_examples("dates", 5, "test")
+    believed = list(examples[:4]) + [Example(examples[4].question, "1999-12-31")]
+    sequences = [encode_example(tok, ex, 256)["input_ids"] for ex in believed]
+    return LookupLM(sequences, len(tok), tok.eos_token_id), tok, examples
+
+
+def test_evaluate_scores_known_answers(known):
+    model, tok, examples = known
+    for batch_size in (2, 5):  # batching (and left padding) changes nothing
+        result = evaluate(model, tok, examples, batch_size=batch_size)
+        assert (result.n, result.correct, result.accuracy) == (5, 4, 0.8)
+        assert list(result.predictions) == [ex.answer for ex in examples[:4]] + ["1999-12-31"]
+        assert result.mistakes == (Mistake(examples[4].question, examples[4].answer, "1999-12-31"),)
+    assert str(result) == "exact match 4/5 = 80.0%"
+
+
+def test_greedy_match_agrees_with_generation(known):
+    model, tok, examples = known
+    assert greedy_match_accuracy(model, tok, examples, batch_size=3) == 0.8
+    wrong = [Example(ex.question, "2000-01-01") for ex in examples[:2]] + list(examples[2:])
+    assert greedy_match_accuracy(model, tok, wrong) == evaluate(model, tok, wrong).accuracy == 0.4
