@@ -209,3 +209,24 @@ def test_greedy_match_agrees_with_generation(known):
     assert greedy_match_accuracy(model, tok, examples, batch_size=3) == 0.8
     wrong = [Example(ex.question, "2000-01-01") for ex in examples[:2]] + list(examples[2:])
     assert greedy_match_accuracy(model, tok, wrong) == evaluate(model, tok, wrong).accuracy == 0.4
+
+
+def test_plots_of_a_run():
+    from matplotlib.figure import Figure
+
+    from lora_edu import plot
+    from lora_edu.train import History
+
+    history = History(step=[1, 2, 3, 4], loss=[2.0, 1.0, 0.5, 0.2], lr=[1e-3, 2e-3, 1e-3, 0.0],
+                      val_step=[2, 4], val_loss=[1.2, 0.4])
+    fig = plot.plot_history(history)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training batch", "validation"]
+
+    curve = [0.5, 0.8, 1.0]
+    fig = plot.plot_update_energy({"q_proj": curve}, {"q_proj": [0.4, 0.7, 1.0]}, r=2)
+    assert fig.axes[0].get_ylim()[1] > 1.0 and len(fig.axes[0].get_lines()) >= 3
+
+    fig = plot.plot_rank_sweep([1, 8], {"α/r": [0.8, 0.9], "α/√r": [0.8, 0.95]}, base_accuracy=0.0)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "8"]
+    assert fig.axes[0].get_lines()[1].get_ydata().tolist() == [80.0, 95.0]

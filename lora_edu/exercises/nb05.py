@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, numeric_answer, right, wrong
 from lora_edu.models import SMOLLM2_135M
 
 _C = SMOLLM2_135M
@@ -24,13 +24,9 @@ def _lora_params(r: int, targets: tuple[str, ...]) -> int:
     return _L * sum(r * (_SHAPES[t][0] + _SHAPES[t][1]) for t in targets)
 
 
-def check_adapter_bytes(answer: object) -> Feedback:
+@numeric_answer
+def check_adapter_bytes(value: float) -> Feedback:
     """Exercise 05.1: bytes of the tensors in an r=4 adapter on q_proj and v_proj of SmolLM2-135M, in float32."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     params = _lora_params(4, ("q_proj", "v_proj"))
     expected = 4 * params
     if abs(value - expected) <= 0.01 * expected:
@@ -52,13 +48,9 @@ def check_adapter_bytes(answer: object) -> Feedback:
                  f"multiply by the {_L} blocks, then by 4 bytes.")
 
 
-def check_all_linear_params(answer: object) -> Feedback:
+@numeric_answer
+def check_all_linear_params(value: float) -> Feedback:
     """Exercise 05.2: trainable parameters of LoRA r=8 on all seven linear layers of every block of SmolLM2-135M."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = _lora_params(8, tuple(_SHAPES))
     if value == expected:
         return right(f"{expected:,} = {_L} x 8 x (1152 + 768 + 768 + 1152 + 2112 + 2112 + 2112): "
