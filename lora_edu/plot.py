@@ -51,6 +51,15 @@ def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _finish_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Label the axes, add the title and a frameless legend, and drop the top and right spines."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def plot_parameter_breakdown(parts: Mapping[str, int], title: str = "Where the parameters are") -> Figure:
     """A horizontal bar per part (embedding, attention, MLP, ...), labelled with millions and shares."""
     items = [(name, count) for name, count in parts.items() if count > 0]
@@ -299,11 +308,8 @@ def plot_update_size_vs_rank(ranks: Sequence[int], sizes: Mapping[str, Sequence[
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="y", which="minor", labelsize=8)
-    ax.set_xlabel("rank r")
-    ax.set_ylabel(r"$\|\Delta W\|_F$ after training")
-    ax.set_title("Same steps, same learning rate: the update's size as r grows")
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish_axes(ax, "rank r", r"$\|\Delta W\|_F$ after training",
+                 "Same steps, same learning rate: the update's size as r grows")
     return fig
 
 
@@ -397,11 +403,7 @@ def plot_memory_scaling(
             ax.plot(list(x), mb, "o", color="#222222", label=label, zorder=3)
         else:
             ax.plot(list(x), mb, "-", color=("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")[i % 4], label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("MB")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish_axes(ax, xlabel, "MB", title)
     return fig
 
 
@@ -473,11 +475,7 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]], title: str = "Traini
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss on the answer tokens")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish_axes(ax, "step", "loss on the answer tokens", title)
     return fig
 
 
@@ -556,9 +554,5 @@ def plot_rank_sweep(
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(ranks), [str(r) for r in ranks])
     ax.set_ylim(-2, 102)
-    ax.set_xlabel("rank r")
-    ax.set_ylabel("exact match (%)")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish_axes(ax, "rank r", "exact match (%)", title)
     return fig

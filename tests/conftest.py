@@ -20,6 +20,12 @@ def real_model():
     return lora_edu.load_model(device="cpu")
 
 
+@pytest.fixture(scope="session")
+def tok(real_model):
+    """The real course model's tokenizer."""
+    return real_model[1]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -22,11 +22,6 @@ from lora_edu.data import (
 )
 
 
-@pytest.fixture(scope="module")
-def tok(real_model):
-    return real_model[1]
-
-
 @pytest.mark.parametrize("task", TASKS)
 def test_examples_are_deterministic_and_prefix_stable(task):
     a = make_examples(task, 50, "train", seed=3)

@@ -27,11 +27,6 @@ from lora_edu.train import (
 )
 
 
-@pytest.fixture(scope="module")
-def tok(real_model):
-    return real_model[1]
-
-
 def _tiny(tok, seed=0):
     """A tiny Llama model that speaks the real tokenizer's vocabulary."""
     return lora_edu.tiny_model(vocab_size=len(tok), seed=seed)
@@ -185,9 +180,8 @@ class LookupLM(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def known(real_model):
+def known(tok):
     """Five test questions and a fake model that answers four right and the last one wrong."""
-    tok = real_model[1]
     examples = make_examples("dates", 5, "test")
     believed = list(examples[:4]) + [Example(examples[4].question, "1999-12-31")]
     sequences = [encode_example(tok, ex, 256)["input_ids"] for ex in believed]

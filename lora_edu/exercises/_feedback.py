@@ -52,16 +52,27 @@ def not_a_number(answer: object) -> Feedback:
     return wrong(f"expected a number, got {answer!r} ({type(answer).__name__}).")
 
 
+def answered(check: Callable[[object], Feedback]) -> Callable[[object], Feedback]:
+    """Decorate a checker: ``None`` (the exercise cell left as it was) gets ``NOT_ANSWERED`` before ``check`` runs."""
+
+    @functools.wraps(check)
+    def checker(answer: object) -> Feedback:
+        if answer is None:
+            return NOT_ANSWERED
+        return check(answer)
+
+    return checker
+
+
 def numeric_answer(check: Callable[[float], Feedback]) -> Callable[[object], Feedback]:
     """Decorate a checker of numbers: ``None`` and non-numbers get their feedback before ``check`` runs.
 
     The decorated checker receives the answer as a float.
     """
 
+    @answered
     @functools.wraps(check)
     def checker(answer: object) -> Feedback:
-        if answer is None:
-            return NOT_ANSWERED
         value = as_number(answer)
         if value is None:
             return not_a_number(answer)

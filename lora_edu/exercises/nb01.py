@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, numeric_answer, right, wrong
 
 # Exercise 01.1: the rank of this matrix (row 2 is twice row 1; row 3 is new).
 RANK_MATRIX = ((1.0, 2.0, 3.0), (2.0, 4.0, 6.0), (1.0, 0.0, 1.0))
@@ -19,20 +19,9 @@ ENERGY_TARGET = 0.9
 ERROR_RANK = 2
 
 
-def _integer(answer: object) -> tuple[float | None, Feedback | None]:
-    if answer is None:
-        return None, NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return None, not_a_number(answer)
-    return value, None
-
-
-def check_matrix_rank(answer: object) -> Feedback:
+@numeric_answer
+def check_matrix_rank(value: float) -> Feedback:
     """Exercise 01.1: the rank of ``RANK_MATRIX``."""
-    value, early = _integer(answer)
-    if early is not None:
-        return early
     if value == 2:
         return right("row 2 = 2 x row 1 adds no new direction; row 3 (1, 0, 1) is not a multiple of (1, 2, 3). "
                      "Two independent rows: rank 2, so it factors as (3 x 2)(2 x 3).")
@@ -43,11 +32,9 @@ def check_matrix_rank(answer: object) -> Feedback:
     return wrong("the rank is the number of independent rows (or columns); it is between 0 and 3 here.")
 
 
-def check_factored_size(answer: object) -> Feedback:
+@numeric_answer
+def check_factored_size(value: float) -> Feedback:
     """Exercise 01.2: the numbers stored by a rank-8 factorisation B (1536 x 8) A (8 x 576) of gate_proj."""
-    value, early = _integer(answer)
-    if early is not None:
-        return early
     (m, n), r = LAYER_SHAPE, LAYER_RANK
     expected = r * (m + n)
     if value == expected:
@@ -64,11 +51,9 @@ def check_factored_size(answer: object) -> Feedback:
     return wrong("B has m x r entries and A has r x n: add them.")
 
 
-def check_rank_for_energy(answer: object) -> Feedback:
+@numeric_answer
+def check_rank_for_energy(value: float) -> Feedback:
     """Exercise 01.3: the smallest r keeping at least 90% of the energy of ``SPECTRUM``."""
-    value, early = _integer(answer)
-    if early is not None:
-        return early
     squares = [s * s for s in SPECTRUM]
     total = sum(squares)
     kept = [sum(squares[:r]) / total for r in range(1, len(SPECTRUM) + 1)]
@@ -87,13 +72,9 @@ def check_rank_for_energy(answer: object) -> Feedback:
     return wrong("add s_1², s_2², ... until the running sum reaches 90% of the sum of all s_i².")
 
 
-def check_truncation_error(answer: object) -> Feedback:
+@numeric_answer
+def check_truncation_error(value: float) -> Feedback:
     """Exercise 01.4: the Frobenius error of the best rank-2 approximation of a matrix with ``SPECTRUM``."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     dropped = SPECTRUM[ERROR_RANK:]
     expected = math.sqrt(sum(s * s for s in dropped))
     if math.isclose(value, expected, rel_tol=1e-3):

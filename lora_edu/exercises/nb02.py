@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, answered, numeric_answer, right, wrong
 from lora_edu.models import SMOLLM2_135M
 
 _D = SMOLLM2_135M["hidden_size"]
@@ -10,13 +10,9 @@ _V = SMOLLM2_135M["vocab_size"]
 METHODS = ("full", "head", "prompt", "lora")
 
 
-def check_soft_prompt_params(answer: object) -> Feedback:
+@numeric_answer
+def check_soft_prompt_params(value: float) -> Feedback:
     """Exercise 02.1: trainable parameters of a 50-token soft prompt on SmolLM2-135M."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = 50 * _D
     if value == expected:
         return right(f"50 x 576 = {expected:,}: one embedding-sized vector per virtual token, nothing else.")
@@ -29,13 +25,9 @@ def check_soft_prompt_params(answer: object) -> Feedback:
     return wrong("a soft prompt is n_tokens trainable vectors, each as wide as the embedding (hidden_size = 576).")
 
 
-def check_conv_lora_share(answer: object) -> Feedback:
+@numeric_answer
+def check_conv_lora_share(value: float) -> Feedback:
     """Exercise 02.2: LoRA r = 8 on a 3x3 Conv2d with 64 -> 64 channels: trainable share of the conv's weight (0..1)."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     weight = 64 * 64 * 9
     expected = 8 * (64 * 9 + 64) / weight
     if 1 < value <= 100 and abs(value / 100 - expected) < 0.002:
@@ -52,10 +44,9 @@ def check_conv_lora_share(answer: object) -> Feedback:
     return wrong("unfold the conv into a (64) x (64·9) matrix: LoRA trains r(d + k) with d = 64, k = 576; divide by d k.")
 
 
+@answered
 def check_backprop_methods(answer: object) -> Feedback:
     """Exercise 02.3: which of 'full', 'head', 'prompt', 'lora' must run backward through every block?"""
-    if answer is None:
-        return NOT_ANSWERED
     if isinstance(answer, str) or not hasattr(answer, "__iter__"):
         return wrong("answer with a set of method names, e.g. {'full', 'head'}.")
     names = {str(a).strip().lower() for a in answer}

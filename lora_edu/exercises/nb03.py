@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, answered, numeric_answer, right, wrong
 from lora_edu.models import SMOLLM2_135M
 
 _C = SMOLLM2_135M
@@ -21,13 +21,9 @@ def _lora_count(r: int, names=tuple(_ATTENTION)) -> int:
     return _BLOCKS * sum(r * (d + k) for d, k in (_ATTENTION[n] for n in names))
 
 
-def check_trainable_count(answer: object) -> Feedback:
+@numeric_answer
+def check_trainable_count(value: float) -> Feedback:
     """Exercise 03.1: trainable parameters of LoRA with r = 16 on q, k, v and o_proj of SmolLM2-135M (all blocks)."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = _lora_count(16)
     if value == expected:
         return right(
@@ -56,10 +52,9 @@ _BOTH_ZERO_OPTIONS = {
 }
 
 
+@answered
 def check_both_zero(answer: object) -> Feedback:
     """Exercise 03.2: what goes wrong when A and B both start at zero? One letter, a-d."""
-    if answer is None:
-        return NOT_ANSWERED
     if not isinstance(answer, str) or answer.strip().lower().strip("()") not in _BOTH_ZERO_OPTIONS:
         return wrong(f"answer with one letter among {', '.join(_BOTH_ZERO_OPTIONS)} (a string, e.g. 'a').")
     letter = answer.strip().lower().strip("()")
@@ -76,10 +71,9 @@ def check_both_zero(answer: object) -> Feedback:
     return wrong(hints[letter])
 
 
+@answered
 def check_merge(answer: object) -> Feedback:
     """Exercise 03.3: a function ``merge(W0, A, B, alpha, r) -> W'`` that returns ``W0 + (alpha / r) B A``."""
-    if answer is None:
-        return NOT_ANSWERED
     if not callable(answer):
         return wrong(f"pass the function itself (e.g. `my_merge`, without calling it), got {type(answer).__name__}.")
     fn: Callable = answer

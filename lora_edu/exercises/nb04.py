@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, numeric_answer, right, wrong
 
 _FULL_PARAMS = 13e9  # exercise 04.1: a 13B model
 _GPU_GB, _OVERHEAD_GB = 24.0, 2.0  # exercise 04.2: a 24 GB GPU, 2 GB for adapters, their optimizer and activations
@@ -13,13 +13,9 @@ def _close(value: float, target: float, rel: float = 0.01) -> bool:
     return abs(value - target) <= rel * abs(target)
 
 
-def check_full_finetune_memory(answer: object) -> Feedback:
+@numeric_answer
+def check_full_finetune_memory(value: float) -> Feedback:
     """Exercise 04.1: GB (1e9 bytes) a 13B full fine-tune needs with mixed-precision AdamW, before activations."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = 16 * _FULL_PARAMS / 1e9  # 208 GB
     if _close(value, expected):
         return right(
@@ -45,13 +41,9 @@ def check_full_finetune_memory(answer: object) -> Feedback:
                  "and divide by 1e9.")
 
 
-def check_largest_lora_model(answer: object) -> Feedback:
+@numeric_answer
+def check_largest_lora_model(value: float) -> Feedback:
     """Exercise 04.2: the largest model (billions of parameters) whose bf16 base fits a 24 GB GPU with 2 GB to spare."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     expected = (_GPU_GB - _OVERHEAD_GB) / 2  # 11 B parameters at 2 bytes each
     if _close(value, expected, 0.02):
         return right(
@@ -72,13 +64,9 @@ def check_largest_lora_model(answer: object) -> Feedback:
     return wrong("the frozen bf16 base costs 2 bytes per parameter; divide the GB left after the 2 GB by 2.")
 
 
-def check_qlora_bits(answer: object) -> Feedback:
+@numeric_answer
+def check_qlora_bits(value: float) -> Feedback:
     """Exercise 04.3: bits per parameter of an NF4 base with double quantization (blocks of 64, then 256)."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     if abs(value - _QLORA_BITS) < 0.0015:
         return right(
             f"4 + 8/64 + 32/(64 x 256) = {_QLORA_BITS:.3f} bits: the 4-bit code, an 8-bit absmax shared by 64 "

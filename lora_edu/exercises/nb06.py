@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_edu.exercises._feedback import NOT_ANSWERED, Feedback, as_number, not_a_number, right, wrong
+from lora_edu.exercises._feedback import Feedback, answered, numeric_answer, right, wrong
 from lora_edu.quant import bits_per_parameter, int4_code, nf4_code
 
 # Exercise 06.1: the block the learner quantises by hand.
@@ -18,10 +18,9 @@ def _hand_codes() -> list[int]:
     return _nearest_codes([v / absmax for v in HAND_BLOCK], nf4_code().tolist())
 
 
+@answered
 def check_nf4_codes(answer: object) -> Feedback:
     """Exercise 06.1: the NF4 codes (indices 0..15) of the block ``HAND_BLOCK``, quantised as one block."""
-    if answer is None:
-        return NOT_ANSWERED
     try:
         codes = [int(c) for c in answer]  # type: ignore[union-attr]
     except (TypeError, ValueError):
@@ -51,13 +50,9 @@ def check_nf4_codes(answer: object) -> Feedback:
     return wrong("scale the block by 1 / absmax, then pick for each number the index of the closest NF4 level.")
 
 
-def check_max_error(answer: object) -> Feedback:
+@numeric_answer
+def check_max_error(value: float) -> Feedback:
     """Exercise 06.2: the largest round-trip error NF4 can make in a block whose absmax is 0.1."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     levels = nf4_code()
     gap = float(levels.diff().max())
     expected = 0.1 * gap / 2
@@ -77,13 +72,9 @@ def check_max_error(answer: object) -> Feedback:
     return wrong("find the widest gap between neighbouring NF4 levels, take half of it, and scale by the absmax.")
 
 
-def check_base_gb(answer: object) -> Feedback:
+@numeric_answer
+def check_base_gb(value: float) -> Feedback:
     """Exercise 06.3: GB (1e9 bytes) of a 7-billion-parameter base in NF4 with double quantisation."""
-    if answer is None:
-        return NOT_ANSWERED
-    value = as_number(answer)
-    if value is None:
-        return not_a_number(answer)
     n = 7e9
     expected = n * bits_per_parameter(64, double_quant=True) / 8 / 1e9
     if abs(value - expected) < 0.02:
@@ -111,10 +102,9 @@ QLORA_PARTS = {
 }
 
 
+@answered
 def check_what_is_4bit(answer: object) -> Feedback:
     """Exercise 06.4: which of ``QLORA_PARTS`` QLoRA stores in 4 bits (answer: a set of letters)."""
-    if answer is None:
-        return NOT_ANSWERED
     if isinstance(answer, str):
         answer = [c for c in answer if c.strip(", ")]
     try:
