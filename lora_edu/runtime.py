@@ -88,13 +88,13 @@ PROFILES: dict[str, Profile] = {
         spectrum_layers=2, timing_repeats=20,
     ),
     "cpu": Profile(
-        name="cpu", train_steps=60, batch_size=8, seq_len=96, n_train=1200, n_eval=60,
-        eval_batch_size=30, max_new_tokens=16, ranks=(1, 4, 16), sweep_steps=30,
+        name="cpu", train_steps=60, batch_size=4, seq_len=96, n_train=1200, n_eval=60,
+        eval_batch_size=30, max_new_tokens=16, ranks=(1, 4, 16), sweep_steps=25,
         spectrum_layers=6, timing_repeats=50,
     ),
     "gpu": Profile(
         name="gpu", train_steps=400, batch_size=16, seq_len=128, n_train=6000, n_eval=200,
-        eval_batch_size=100, max_new_tokens=20, ranks=(1, 2, 4, 8, 16, 64), sweep_steps=200,
+        eval_batch_size=100, max_new_tokens=20, ranks=(1, 2, 4, 8, 16, 64), sweep_steps=100,
         spectrum_layers=0, timing_repeats=200,
     ),
 }
