@@ -172,7 +172,7 @@ def device_name(device: torch.device | None = None) -> str:
 def environment_report() -> dict[str, str]:
     """Versions, device and run profile, as shown in the first cell of every notebook."""
     from lora_edu import __version__
-    from lora_edu.models import cache_dir
+    from lora_edu.cache import cache_dir
 
     profile = get_profile()
     return {

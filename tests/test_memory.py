@@ -10,6 +10,7 @@ import torch
 import lora_edu
 from lora_edu.inject import inject_lora
 from lora_edu.lora import LoRAConfig
+from lora_edu.measure import measure_training_memory
 from lora_edu.memory import (
     PARTS,
     PRESETS,
@@ -19,7 +20,6 @@ from lora_edu.memory import (
     estimate_training_memory,
     format_bytes,
     lora_param_count_of,
-    measure_training_memory,
     model_shape,
 )
 
@@ -217,7 +217,7 @@ def test_lora_prediction_matches_measurement(targets, attention):
 
 
 def test_qlora_prediction_matches_measurement():
-    from lora_edu.quant import quantize_model
+    from lora_edu.qlinear import quantize_model
 
     model = quantize_model(lora_edu.tiny_model(hidden_size=64, intermediate_size=128), double_quant=True)
     inject_lora(model, LoRAConfig(r=4, target_modules=("q_proj", "v_proj")))

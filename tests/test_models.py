@@ -1,8 +1,7 @@
-"""The course model: offline loading, its verified cache, tiny test models, asking questions."""
+"""The course model: offline loading, tiny test models, asking questions (its cache: test_cache.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 import lora_edu
-from lora_edu import models
+from lora_edu import cache, models
 
 
 
@@ -50,74 +49,6 @@ def test_skeleton_matches_the_published_shape_without_memory():
     per_block = 2 * d * d + 2 * d * kv + 3 * d * c["intermediate_size"] + 2 * d
     expected = c["vocab_size"] * d + c["num_hidden_layers"] * per_block + d
     assert sum(p.numel() for p in skeleton.parameters()) == expected
-
-
-# ----------------------------------------------------------------------------- the verified cache
-
-
-def _writer(calls):
-    def build(folder):
-        calls.append(folder)
-        (folder / "weights.bin").write_bytes(bytes(range(256)) * 64)
-        (folder / "config.json").write_text('{"a": 1}')
-    return build
-
-
-def test_cache_is_built_once_then_reused(tmp_path):
-    calls = []
-    first = models.cached_folder(tmp_path / "m", _writer(calls), {"v": 1})
-    second = models.cached_folder(tmp_path / "m", _writer(calls), {"v": 1})
-    assert first == second and len(calls) == 1
-    manifest = json.loads((first / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"weights.bin", "config.json"}
-    assert [p.name for p in tmp_path.iterdir()] == ["m"], "no temporary folders left behind"
-
-
-@pytest.mark.parametrize("damage", ["truncate", "flip", "delete_manifest", "delete_file", "garble_manifest"])
-def test_a_damaged_cache_is_rebuilt_never_loaded(tmp_path, damage, capsys):
-    calls = []
-    folder = models.cached_folder(tmp_path / "m", _writer(calls), {"v": 1})
-    weights = folder / "weights.bin"
-    if damage == "truncate":
-        weights.write_bytes(weights.read_bytes()[:100])
-    elif damage == "flip":
-        data = bytearray(weights.read_bytes())
-        data[500] ^= 0xFF
-        weights.write_bytes(bytes(data))
-    elif damage == "delete_manifest":
-        (folder / "manifest.json").unlink()
-    elif damage == "delete_file":
-        weights.unlink()
-    else:
-        (folder / "manifest.json").write_text("{not json")
-    assert models._verify(folder, {"v": 1}) is not None
-    models.cached_folder(tmp_path / "m", _writer(calls), {"v": 1})
-    assert len(calls) == 2
-    assert "rebuilding" in capsys.readouterr().out
-    assert models._verify(folder, {"v": 1}) is None
-    assert weights.read_bytes() == bytes(range(256)) * 64
-
-
-def test_cache_from_another_source_is_rebuilt(tmp_path):
-    calls = []
-    models.cached_folder(tmp_path / "m", _writer(calls), {"v": 1})
-    models.cached_folder(tmp_path / "m", _writer(calls), {"v": 2})
-    assert len(calls) == 2
-
-
-def test_a_failed_build_leaves_no_cache(tmp_path):
-    def broken(folder):
-        (folder / "half.bin").write_bytes(b"x" * 10)
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        models.cached_folder(tmp_path / "m", broken, {"v": 1})
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cache_folder_moves_with_the_environment_variable(monkeypatch, tmp_path):
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "elsewhere"))
-    assert models.cache_dir() == tmp_path / "elsewhere"
 
 
 # ----------------------------------------------------------------------------- clear errors
@@ -169,8 +100,8 @@ def test_second_load_comes_from_the_cache_quickly(real_model, monkeypatch):
     def no_gguf(*args, **kwargs):
         raise AssertionError("the second load must not read the GGUF file again")
 
-    monkeypatch.setattr(models, "_cached_gguf_folder", lambda source: models.cached_folder(
-        models.cache_dir() / source.name, no_gguf, models._stamp(source)))
+    monkeypatch.setattr(models, "_cached_gguf_folder", lambda source: cache.cached_folder(
+        cache.cache_dir() / source.name, no_gguf, models._stamp(source)))
     start = time.perf_counter()
     again, _ = lora_edu.load_model(device="cpu")
     seconds = time.perf_counter() - start
