@@ -7,7 +7,7 @@ Every notebook asks this module two questions, and only this module answers them
 
     profile   who it is for                              time per notebook
     -------   ----------------------------------------   ----------------------
-    smoke     CI and nbval: smaller runs, same lessons   about a minute, 2 CPU cores
+    smoke     CI and nbval: smaller runs, same lessons   seconds; 3-4 min for 05, 06 (2 CPU cores)
     cpu       a learner on a laptop                      up to ~10 minutes
     gpu       the full runs, recorded in the README      minutes on one GPU
 
