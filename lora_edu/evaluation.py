@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lora_edu.data import IGNORE_INDEX, Example, collate, encode_example, exact_match
+from lora_edu.data import IGNORE_INDEX, SYSTEM_PROMPT, Example, collate, encode_example, exact_match
 from lora_edu.train import _progress
 
 
@@ -64,7 +64,6 @@ def evaluate(
         max_new_tokens: the longest answer generated. Default: the longest expected answer plus two
             tokens; a longer output could not be an exact match anyway, so this changes no score.
     """
-    from lora_edu.data import SYSTEM_PROMPT
     from lora_edu.models import ask_many
 
     if not examples:

@@ -19,7 +19,7 @@ from lora_edu.inject import (
     set_adapter_enabled,
     unmerge_lora,
 )
-from lora_edu.lora import LoRAConfig, LoRALinear, lora_param_count
+from lora_edu.lora import LoRAConfig, lora_param_count
 from lora_edu.models import LINEAR_NAMES
 
 IDS = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
